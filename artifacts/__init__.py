@@ -1,0 +1,1 @@
+"""The multi-model artifact: layout, packing, checking and serving."""

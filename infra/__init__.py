@@ -1,0 +1,1 @@
+"""The CDK app's constructs, stack and settings."""

@@ -1,0 +1,1 @@
+"""The local main job: MNIST data, channels, evaluation and the report."""
