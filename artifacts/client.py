@@ -138,7 +138,7 @@ class EndpointClient:
         array = np.asarray(array)
         if array.ndim == 0 or len(array) == 0:
             raise ValueError(f"expected a non-empty batch; got an array of shape {array.shape}")
-        bodies = list(self._bodies(array, model_name))
+        bodies = list(self.request_bodies(array, model_name))
         logger.info(
             "scoring %d instances with %s in %d requests", len(array), model_name, len(bodies)
         )
@@ -153,7 +153,7 @@ class EndpointClient:
                 answers = list(pool.map(send, bodies))
         return _concatenate([_as_arrays(answer["outputs"]) for answer in answers])
 
-    def _bodies(self, array: np.ndarray, model_name: str) -> Iterator[bytes]:
+    def request_bodies(self, array: np.ndarray, model_name: str) -> Iterator[bytes]:
         """Column-format request bodies, each as many whole instances as fit the limit."""
         budget = self.max_request_bytes - len(_PREFIX) - len(_SUFFIX)
         batch: list[str] = []
