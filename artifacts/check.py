@@ -65,7 +65,8 @@ def signature_names(saved_model_dir: Path) -> list[str]:
     names: set[str] = set()
     for meta_graph in proto.meta_graphs:
         names.update(meta_graph.signature_def.keys())
-    return sorted(names)
+    # `__saved_model_init_op` is TensorFlow's own bookkeeping, not a servable signature.
+    return sorted(name for name in names if not name.startswith("__"))
 
 
 def check_directory(
