@@ -80,6 +80,12 @@ class Settings:
     autoscaling_max_capacity: int = 0
     autoscaling_target_invocations: int = 1000
 
+    # Deployment: the stack's name, and its account and region (both empty: a stack that
+    # deploys to whatever account and region the AWS CLI is configured for).
+    stack_name: str = "VaeAnomalyDetection"
+    account: str = ""
+    region: str = ""
+
     # Storage: "destroy" empties and deletes the bucket on `cdk destroy`, "retain" keeps it.
     removal_policy: str = "destroy"
     # A customer-managed KMS key for the bucket and endpoint volume; S3-managed when empty.
@@ -243,6 +249,17 @@ def _validate(s: Settings) -> None:
             s.kms_key_arn,
             "empty, or a KMS key ARN arn:aws:kms:<region>:<account>:key/<id>",
         )
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", s.stack_name):
+        _fail(
+            "stackName",
+            s.stack_name,
+            "1 to 128 letters, digits and hyphens, starting with a letter",
+        )
+    if s.account and not re.fullmatch(r"\d{12}", s.account):
+        _fail("account", s.account, "empty (environment-agnostic) or a 12-digit account id")
+    if s.region and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", s.region):
+        _fail("region", s.region, "empty (environment-agnostic) or a region such as us-east-1")
 
     if s.autoscaling_max_capacity and s.autoscaling_max_capacity < s.autoscaling_min_capacity:
         _fail(
