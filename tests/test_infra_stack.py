@@ -19,7 +19,7 @@ from cdk_nag import AwsSolutionsChecks
 from infra.endpoint import VARIANT_NAME, supports_volume_kms_key
 from infra.images import image_tag, registries, url_suffix
 from infra.nag import acknowledge_findings
-from infra.settings import MODEL_NAMES, SettingsError
+from infra.settings import MODEL_NAMES, Settings, SettingsError
 from infra.stack import INVOKE_OUTPUT_IDS
 from tests.infra_fixtures import settings_from_cdk_json, stage_fake_assets, synth_stack
 
@@ -695,3 +695,25 @@ def test_fails_when_a_channel_file_is_missing(tmp_path, settings):
 
     with pytest.raises(FileNotFoundError, match=r"test/labels\.npy is missing"):
         synth_stack((data_dir, code_dir), settings)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("inferenceInstanceType", "ml.nope.large", r"'inferenceInstanceType': got 'ml.nope.large'"),
+        ("trainingInstanceCount", 0, r"'trainingInstanceCount': got 0; allowed: an integer >= 1"),
+        ("inferenceInstanceCount", 0, r"'inferenceInstanceCount': got 0; allowed: an integer >= 1"),
+        ("normalDigits", [1, 12], r"'normalDigits': got \[1, 12\]; allowed: digits 0-9"),
+        ("anomalyDigit", 4, r"'anomalyDigit': got 4; allowed: a digit 0-9 not among normalDigits"),
+        ("tensorflowVersion", "2.3", r"'tensorflowVersion': got '2.3'; allowed: .*2\.19"),
+        ("defaultModelName", "encoder", r"'defaultModelName': got 'encoder'; allowed: one of"),
+        ("stackName", "1stack", r"'stackName': got '1stack'; allowed: 1 to 128 letters"),
+        ("account", "12345", r"'account': got '12345'; allowed: empty .* 12-digit"),
+        ("region", "Europe", r"'region': got 'Europe'; allowed: empty .* us-east-1"),
+    ],
+)
+def test_fails_at_synth_when_a_context_value_is_not_allowed(key, value, message):
+    context = {**settings_from_cdk_json().as_context(), key: value}
+
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_context(context.get)
