@@ -74,6 +74,11 @@ class TrainingJobProps:
             raise ValueError("channels: got none; give at least the 'train' channel")
         if self.volume_size_gb < 1:
             raise ValueError(f"volume_size_gb: got {self.volume_size_gb}; use 1 GB or more")
+        if not 0 < self.total_timeout.to_seconds() <= 3600:
+            raise ValueError(
+                f"total_timeout: got {self.total_timeout.to_human_string()}; a custom resource "
+                "waits at most one hour (see the README for longer jobs)"
+            )
 
 
 def job_name_prefix(stack_name: str) -> str:

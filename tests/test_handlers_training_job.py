@@ -12,6 +12,7 @@ import importlib.util
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -247,7 +248,7 @@ def test_throttled_create_fails_with_the_aws_error(stubbed):
         http_status_code=400,
     )
 
-    with pytest.raises(Exception, match="ThrottlingException"):
+    with pytest.raises(ClientError, match="ThrottlingException"):
         handler.on_event(_event("Create"))
 
 

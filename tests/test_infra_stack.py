@@ -717,3 +717,35 @@ def test_fails_at_synth_when_a_context_value_is_not_allowed(key, value, message)
 
     with pytest.raises(SettingsError, match=message):
         Settings.from_context(context.get)
+
+
+def test_warns_at_synth_when_the_endpoint_instance_cannot_use_the_kms_key(assets, settings):
+    custom = dataclasses.replace(
+        settings, kms_key_arn=KMS_KEY, inference_instance_type="ml.g5.xlarge"
+    )
+    stack = synth_stack(assets, custom)
+    template = Template.from_stack(stack)
+
+    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {"KmsKeyId": Match.absent()})
+    Annotations.from_stack(stack).has_warning(
+        "/VaeAnomalyDetection/Endpoint",
+        Match.string_like_regexp("ml.g5.xlarge has local instance storage"),
+    )
+
+
+def test_training_job_waits_at_most_one_hour():
+    from aws_cdk import Duration
+
+    from infra.training_job import TrainingJobProps
+
+    with pytest.raises(ValueError, match=r"total_timeout: got 2 hours; .* at most one hour"):
+        TrainingJobProps(
+            settings=settings_from_cdk_json(),
+            role=None,
+            image_uri="image",
+            channels={"train": "s3://b/data/train/"},
+            source_uri="s3://b/code/sourcedir.tar.gz",
+            output_path="s3://b/output/",
+            content_hashes={},
+            total_timeout=Duration.hours(2),
+        )
