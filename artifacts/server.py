@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -210,6 +211,10 @@ class ModelRepository:
         except Exception as error:
             self.load_error = f"{type(error).__name__}: {error}"
             raise
+        # TensorFlow leaves millions of long-lived Python objects behind. Parsing a request
+        # creates one list per pixel, which triggers full garbage collections that walk all
+        # of them (0.4 s instead of 0.04 s for 100 images); frozen objects are not walked.
+        gc.freeze()
         with self._lock:
             self._servables = servables
             self.ready = True
