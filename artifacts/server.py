@@ -521,8 +521,10 @@ def predict(servable: Servable, method: str, request_body: str) -> dict[str, Any
 
 def status(repository: ModelRepository, model: str, version: int | None) -> dict[str, Any]:
     """The TFS model status response of one model, or of one of its versions."""
-    versions = [repository.get(model, version).version] if version is not None else []
-    versions = versions or repository.versions(model)
+    if version is None:
+        versions = repository.versions(model)
+    else:
+        versions = [repository.get(model, version).version]
     return {
         "model_version_status": [
             {
