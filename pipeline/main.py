@@ -4,8 +4,10 @@
 2. Prepare the `train` and `test` channels from real MNIST.
 3. Run `training/train.py` as SageMaker script mode does: an `/opt/ml`-like folder, the
    channels copied into it, `SM_*` variables, the hyperparameters as flags.
-4. Check the model directory, pack `model.tar.gz`, check the tarball, unpack it afresh.
-5. Load the models back from the unpacked tarball and score the images through them.
+4. Check the model directory, pack `model.tar.gz` and check the tarball.
+5. Start the local endpoint on the tarball (it unpacks and loads every model), score the
+   images through it with the boto3 client that also talks to a deployed endpoint, and stop
+   it, also when a step fails.
 6. Write the report (`metrics.json` and figures) and print a summary.
 
 Typical use::
@@ -24,15 +26,18 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
 from artifacts.check import check_artifact
+from artifacts.client import EndpointClient
 from artifacts.layout import METADATA_FILE
-from artifacts.pack import pack_directory, unpack_archive
+from artifacts.pack import pack_directory
+from artifacts.server import serve_in_background
 from infra.settings import MODEL_NAMES, Settings, SettingsError
 from pipeline.channels import CHANNELS, prepare_channels
-from pipeline.score import Channels, InProcessModels, analyse, summary, write_report
+from pipeline.score import LOG_FORMAT, Channels, analyse, endpoint_predict, summary, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--build-dir", type=Path, default=ROOT / "build", help="working folder")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
     started = time.perf_counter()
     try:
@@ -142,23 +145,22 @@ def main(argv: list[str] | None = None) -> int:
     check_artifact(
         tarball, default_model=settings.default_model_name, expected_models=MODEL_NAMES
     ).raise_for_problems()
-    served_dir = build / "served"
-    if served_dir.exists():
-        shutil.rmtree(served_dir)
-    unpack_archive(tarball, served_dir)
-    metadata = json.loads((served_dir / METADATA_FILE).read_text())
+    with tarfile.open(tarball) as tar:
+        metadata = json.load(tar.extractfile(METADATA_FILE))
     timings["artifact"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    predict = InProcessModels(served_dir, settings.model_version)
-    result = analyse(
-        predict,
-        Channels.load(data_dir),
-        normal_digits=settings.normal_digits,
-        anomaly_digit=settings.anomaly_digit,
-        threshold_percentile=settings.threshold_percentile,
-        served_threshold=metadata["threshold"],
-    )
+    with serve_in_background(tarball, settings.default_model_name) as url:
+        timings["endpoint_start"] = time.perf_counter() - step
+        step = time.perf_counter()
+        result = analyse(
+            endpoint_predict(EndpointClient("local", endpoint_url=url)),
+            Channels.load(data_dir),
+            normal_digits=settings.normal_digits,
+            anomaly_digit=settings.anomaly_digit,
+            threshold_percentile=settings.threshold_percentile,
+            served_threshold=metadata["threshold"],
+        )
     timings["scoring"] = time.perf_counter() - step
 
     timings["total"] = time.perf_counter() - started
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {
         "settings": settings.as_context(),
         "artifact": {"path": str(tarball), "sha256": sha256_of(tarball)},
-        "scored_through": "SavedModels loaded in process from the unpacked model.tar.gz",
+        "scored_through": "the local endpoint serving model.tar.gz, with the boto3 client",
         "training_metadata": metadata,
         "seconds": {key: round(value, 2) for key, value in timings.items()},
     }

@@ -9,12 +9,18 @@ Two reconstruction errors per image are computed:
   the `anomaly_score` model computes in one call; repeatable for the same image;
 - `vae` path: the full model, which samples the latent, so the error varies between calls.
 Each path has its own threshold, learned from the normal training images on that path.
+
+After `cdk deploy`, a platform engineer runs the same analysis against the real endpoint::
+
+    python -m pipeline.score --endpoint-name <name> --region eu-west-1
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +34,7 @@ logger = logging.getLogger(__name__)
 Predict = Callable[[str, np.ndarray], dict[str, np.ndarray]]
 
 DEFAULT_PATH = "deterministic"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclasses.dataclass
@@ -48,6 +55,24 @@ class Channels:
             test_images=images("test"),
             test_labels=np.load(data_dir / "test" / "labels.npy"),
         )
+
+
+def endpoint_predict(client) -> Predict:
+    """`predict` through an `artifacts.client.EndpointClient` (local or deployed endpoint).
+
+    A model with one output answers with a bare array in TFS's column format; it is keyed
+    here by the output's name so that both ways of scoring look the same.
+    """
+    from training.model import SIGNATURES
+
+    def predict(model: str, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        result = client.predict(model, inputs)
+        if isinstance(result, dict):
+            return result
+        (output,) = SIGNATURES[model][1]
+        return {output: result}
+
+    return predict
 
 
 class InProcessModels:
@@ -208,3 +233,40 @@ def summary(metrics: dict, report_dir: Path) -> str:
         )
     lines.append(f"report: {report_dir}")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: score the MNIST channels through an endpoint and write the report."""
+    from artifacts.client import EndpointClient
+    from infra.settings import Settings
+    from pipeline.channels import prepare_channels
+
+    root = Path(__file__).resolve().parent.parent
+    parser = argparse.ArgumentParser(description="Score MNIST through a SageMaker endpoint.")
+    parser.add_argument("--endpoint-name", required=True, help="the deployed endpoint's name")
+    parser.add_argument("--region", help="AWS region (default: the configured one)")
+    parser.add_argument("--endpoint-url", help="runtime URL, for a local endpoint")
+    parser.add_argument("--report-dir", type=Path, help="default: build/report-<endpoint name>")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    settings = Settings.from_cdk_json(root / "cdk.json")
+    data_dir = prepare_channels(settings, root / "build" / "data")
+    client = EndpointClient(args.endpoint_name, args.endpoint_url, args.region)
+    result = analyse(
+        endpoint_predict(client),
+        Channels.load(data_dir),
+        normal_digits=settings.normal_digits,
+        anomaly_digit=settings.anomaly_digit,
+        threshold_percentile=settings.threshold_percentile,
+    )
+    report_dir = args.report_dir or root / "build" / f"report-{args.endpoint_name}"
+    write_report(report_dir, result, {"scored_through": f"endpoint {args.endpoint_name}"})
+    print(summary(result["metrics"], report_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
