@@ -7,6 +7,7 @@ Keras (bundled with it) and numpy, so it runs unchanged in the SageMaker TensorF
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -203,6 +204,12 @@ def export_models(vae: VAE, model_dir: Path, version: int, threshold: float) -> 
         "decoder": (decode, latent_spec, (decoder,)),
         "anomaly_score": (score, image_spec, (encoder, decoder)),
     }
+    # `verbose` came with later Keras 3 releases; the training image may ship an older one.
+    quiet = (
+        {"verbose": False}
+        if "verbose" in inspect.signature(keras.export.ExportArchive.write_out).parameters
+        else {}
+    )
     written = {}
     for name, (fn, spec, tracked) in plans.items():
         archive = keras.export.ExportArchive()
@@ -210,7 +217,7 @@ def export_models(vae: VAE, model_dir: Path, version: int, threshold: float) -> 
             archive.track(layer)
         archive.add_endpoint(name="serving_default", fn=fn, input_signature=[spec])
         path = model_dir / name / str(version)
-        archive.write_out(str(path), verbose=False)
+        archive.write_out(str(path), **quiet)
         written[name] = path
         logger.info("exported %s to %s", name, path)
     return written
