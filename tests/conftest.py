@@ -71,3 +71,16 @@ def trained_run(tmp_path_factory, small_channels) -> dict:
 def trained_model_dir(trained_run) -> Path:
     """A model directory with six SavedModels at version 1 and `metadata.json`."""
     return trained_run["model_dir"]
+
+
+@pytest.fixture(scope="session")
+def signatures(trained_model_dir) -> dict:
+    """The `serving_default` signature of each trained model, loaded in this process."""
+    import tensorflow as tf
+
+    from infra.settings import MODEL_NAMES
+
+    return {
+        name: tf.saved_model.load(str(trained_model_dir / name / "1")).signatures["serving_default"]
+        for name in MODEL_NAMES
+    }

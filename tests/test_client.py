@@ -40,14 +40,6 @@ def images(small_channels):
 
 
 @pytest.fixture(scope="module")
-def signatures(trained_model_dir):
-    return {
-        name: tf.saved_model.load(str(trained_model_dir / name / "1")).signatures["serving_default"]
-        for name in MODEL_NAMES
-    }
-
-
-@pytest.fixture(scope="module")
 def inputs(signatures, images):
     """The input each model takes: images, or latent means for the decoder."""
     z_mean = signatures["encoder_mean"](images=tf.constant(images))["z_mean"].numpy()

@@ -30,14 +30,6 @@ EXPECTED_SIGNATURES = {
 
 
 @pytest.fixture(scope="module")
-def signatures(trained_model_dir):
-    return {
-        name: tf.saved_model.load(str(trained_model_dir / name / "1")).signatures["serving_default"]
-        for name in MODEL_NAMES
-    }
-
-
-@pytest.fixture(scope="module")
 def images(small_channels):
     return np.load(small_channels / "test" / "images.npy")[:40].astype("float32") / 255.0
 
