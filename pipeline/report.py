@@ -24,6 +24,13 @@ from sklearn.metrics import roc_curve
 logger = logging.getLogger(__name__)
 
 
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def write_metrics(path: Path, metrics: dict) -> Path:
     path.write_text(json.dumps(metrics, indent=2, sort_keys=False) + "\n")
     return path
@@ -52,10 +59,7 @@ def plot_reconstructions(
             axis.set_yticks([])
         axes[row][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     figure.suptitle("Inputs and reconstructions (deterministic path)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def plot_latent_pca(path: Path, z_mean: np.ndarray, digits: np.ndarray) -> Path:
@@ -71,10 +75,7 @@ def plot_latent_pca(path: Path, z_mean: np.ndarray, digits: np.ndarray) -> Path:
     axis.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)")
     axis.set_title("Latent means of the test images, PCA")
     axis.legend(markerscale=3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def plot_error_histogram(
@@ -90,10 +91,7 @@ def plot_error_histogram(
     axis.set_ylabel("density")
     axis.set_title("Reconstruction error of the test images")
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def plot_roc(
@@ -114,7 +112,4 @@ def plot_roc(
     axis.set_ylabel("true positive rate")
     axis.set_title("ROC curve: anomaly is positive")
     axis.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
