@@ -28,13 +28,13 @@ def main() -> None:
         build(app)
     except SettingsError as error:
         # A short message, not a traceback: the CLI shows it as the reason synth failed.
-        sys.exit(f"cdk.json context: {error}")
+        sys.exit(f"invalid CDK context (cdk.json or -c): {error}")
     app.synth()
 
 
 def build(app: cdk.App) -> VaeAnomalyStack:
     """Read and check the settings, stage the assets and add the stack to `app`."""
-    settings = Settings.from_context(app.node.try_get_context)
+    settings = Settings.from_mapping(app.node.get_all_context())
     data_dir, code_dir = stage_assets(
         settings, build_dir=PROJECT_DIR / "build", source_dir=PROJECT_DIR / "training"
     )

@@ -89,6 +89,7 @@ def check_directory(
             f"no SavedModel found: expected <model>/<version>/{SAVED_MODEL_FILE}, "
             "such as vae/1/saved_model.pb"
         )
+    models = {name: sorted(found_versions) for name, found_versions in found.models().items()}
     for entry in found.entries:
         if not entry.model:
             problems.append(
@@ -96,10 +97,11 @@ def check_directory(
                 "version; put it under <model>/<version>/"
             )
         elif entry.version is None:
+            unused = max(models.get(entry.model, [0]), default=0) + 1
             problems.append(
                 f"{where(entry.path)}: version directory {entry.version_dir!r} of model "
-                f"{entry.model!r} is not numeric; the container ignores it; rename it to a "
-                "number such as 1"
+                f"{entry.model!r} is not numeric; the container ignores it; rename it to an "
+                f"unused version number such as {unused}"
             )
 
     # The same model name under two parents, or the same version under two spellings.
@@ -137,7 +139,6 @@ def check_directory(
                 "model.export() or keras.export.ExportArchive"
             )
 
-    models = {name: sorted(found_versions) for name, found_versions in found.models().items()}
     if default_model is not None and found.entries and default_model not in models:
         problems.append(
             f"default model {default_model!r} is missing (found {sorted(models)}); the container "
@@ -188,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expect", nargs="*", default=(), help="models that must be present")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    report = check_artifact(
-        args.artifact, default_model=args.default_model, expected_models=args.expect
-    )
+    try:
+        report = check_artifact(
+            args.artifact, default_model=args.default_model, expected_models=args.expect
+        )
+    except (FileNotFoundError, ArtifactError) as error:
+        print(f"PROBLEM: {error}")
+        return 1
     for name, versions in report.models.items():
         print(f"{name}: versions {versions}")
     for problem in report.problems:

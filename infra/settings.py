@@ -6,7 +6,7 @@ one raises `SettingsError` naming the context key, the value received and what i
 
 Typical use::
 
-    settings = Settings.from_context(app.node.try_get_context)   # in the CDK app
+    settings = Settings.from_mapping(app.node.get_all_context())  # in the CDK app
     settings = Settings.from_cdk_json("cdk.json")                 # in the local job
     settings.hyperparameters()  # {"epochs": "10", "batch-size": "50", ...}
 """
@@ -14,6 +14,7 @@ Typical use::
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import importlib.util
 import json
@@ -36,6 +37,9 @@ MODEL_NAMES = (
 )
 
 REMOVAL_POLICIES = ("destroy", "retain")
+
+#: The largest seed numpy's generators (and so Keras') accept.
+MAX_SEED = 2**32 - 1
 
 
 class SettingsError(ValueError):
@@ -113,13 +117,32 @@ class Settings:
         return cls(**values)
 
     @classmethod
+    def from_mapping(cls, context: Mapping[str, Any]) -> Settings:
+        """Build settings from the whole context, refusing keys this project does not know.
+
+        A mistyped key (`-c epoch=3`) would otherwise be ignored and the default used. Keys
+        that hold a colon or start with `@` belong to the CDK (feature flags, `aws:cdk:...`,
+        cached lookups) and pass.
+        """
+        known = {context_key(field.name) for field in dataclasses.fields(cls)}
+        for key in context:
+            if key in known or ":" in key or key.startswith("@"):
+                continue
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SettingsError(
+                f"unknown context key {key!r}{hint}; known keys: {', '.join(sorted(known))}"
+            )
+        return cls.from_context(context.get)
+
+    @classmethod
     def from_cdk_json(
         cls, path: str | Path = "cdk.json", overrides: Mapping[str, Any] = ()
     ) -> Settings:
         """Read the `context` of a `cdk.json` file, with optional overrides by context key."""
         context = dict(json.loads(Path(path).read_text()).get("context", {}))
         context.update(dict(overrides))
-        return cls.from_context(context.get)
+        return cls.from_mapping(context)
 
     # ----------------------------------------------------------------------------- views
 
@@ -207,6 +230,8 @@ def _validate(s: Settings) -> None:
         value = getattr(s, name)
         if value < low:
             _fail(context_key(name), value, f"an integer >= {low}")
+    if not 0 <= s.seed <= MAX_SEED:
+        _fail("seed", s.seed, f"an integer from 0 to {MAX_SEED}")
     if not 0 < s.learning_rate < 1:
         _fail("learningRate", s.learning_rate, "a number between 0 and 1, exclusive")
     if not 0 < s.threshold_percentile < 100:

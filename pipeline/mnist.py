@@ -166,8 +166,8 @@ def load_mnist(
             raise MnistFormatError(
                 f"{file}: MD5 {md5[name]} (uncompressed) differs from the published "
                 f"{PUBLISHED_MD5[name]}: the file is damaged or not the original MNIST; "
-                "reinstall it (rm -rf node_modules && make local) or pass verify_md5=False "
-                "for a different data set in the same format"
+                "reinstall it (rm -rf node_modules && make local), or for a different data set "
+                "in the same format pass --no-verify-md5 (verify_md5=False)"
             )
         magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
         arrays[key] = parse_idx(raw, file, expected_magic=magic)

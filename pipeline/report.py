@@ -79,7 +79,12 @@ def plot_latent_pca(path: Path, z_mean: np.ndarray, digits: np.ndarray) -> Path:
 
 
 def plot_error_histogram(
-    path: Path, errors: np.ndarray, is_anomaly: np.ndarray, threshold: float, labels: tuple
+    path: Path,
+    errors: np.ndarray,
+    is_anomaly: np.ndarray,
+    threshold: float,
+    labels: tuple,
+    score_path: str,
 ) -> Path:
     """Histograms of the reconstruction error, normal against anomalous, and the threshold."""
     figure, axis = plt.subplots(figsize=(7.0, 4.5))
@@ -89,13 +94,18 @@ def plot_error_histogram(
     axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.1f}")
     axis.set_xlabel("reconstruction error (summed pixel binary cross-entropy)")
     axis.set_ylabel("density")
-    axis.set_title("Reconstruction error of the test images")
+    axis.set_title(f"Reconstruction error of the test images ({score_path} path)")
     axis.legend()
     return _save(figure, path)
 
 
 def plot_roc(
-    path: Path, scores: np.ndarray, is_anomaly: np.ndarray, threshold: float, auc: float
+    path: Path,
+    scores: np.ndarray,
+    is_anomaly: np.ndarray,
+    threshold: float,
+    auc: float,
+    score_path: str,
 ) -> Path:
     """The ROC curve of the continuous score, with the point the threshold picks."""
     false_positive, true_positive, _ = roc_curve(is_anomaly, scores)
@@ -110,6 +120,6 @@ def plot_roc(
     axis.scatter(*point, color="black", zorder=3, label="at the threshold")
     axis.set_xlabel("false positive rate")
     axis.set_ylabel("true positive rate")
-    axis.set_title("ROC curve: anomaly is positive")
+    axis.set_title(f"ROC curve, {score_path} path: anomaly is positive")
     axis.legend(loc="lower right")
     return _save(figure, path)

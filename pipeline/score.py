@@ -204,6 +204,7 @@ def write_report(out_dir: Path, result: dict, extra: dict | None = None) -> dict
             is_anomaly,
             threshold,
             (normal_name, anomaly_name),
+            path,
         ),
         "roc_curve": report.plot_roc(
             out_dir / "roc_curve.png",
@@ -211,6 +212,7 @@ def write_report(out_dir: Path, result: dict, extra: dict | None = None) -> dict
             is_anomaly,
             threshold,
             metrics["paths"][path]["continuous"]["roc_auc"],
+            path,
         ),
     }
     return files

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from artifacts.check import ArtifactError, check_artifact
+from artifacts.check import main as check_main
 from artifacts.layout import discover
 from artifacts.pack import pack_directory, unpack_archive
 
@@ -218,3 +219,21 @@ def test_unpack_refuses_a_member_that_escapes(tmp_path):
     with pytest.raises(tarfile.OutsideDestinationError):
         unpack_archive(evil, tmp_path / "out")
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_command_line_names_a_missing_artifact_without_a_traceback(tmp_path, capsys):
+    status = check_main([str(tmp_path / "nowhere.tar.gz")])
+
+    assert status == 1
+    assert capsys.readouterr().out == (
+        f"PROBLEM: {tmp_path / 'nowhere.tar.gz'}: no such artifact (a model directory or "
+        "model.tar.gz)\n"
+    )
+
+
+def test_suggests_an_unused_version_number_for_a_non_numeric_directory(make_tree):
+    root = make_tree({"vae/1": "good", "vae/2": "good", "vae/latest": "good"})
+
+    (problem,) = problems_of(root)
+
+    assert problem.endswith("rename it to an unused version number such as 3")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 
 from artifacts.check import check_artifact
 from infra.settings import MODEL_NAMES, Settings
+from pipeline.mnist import DEFAULT_SOURCE, SPLIT_FILES
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -90,3 +92,33 @@ def test_refuses_a_bad_context_value_before_any_work(tmp_path):
     assert result.returncode == 2
     assert "context key 'anomalyDigit': got 4" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_a_limit_below_one(tmp_path):
+    result = run_main("--limit-per-digit", "0", "--build-dir", str(tmp_path))
+
+    assert result.returncode == 2
+    assert "--limit-per-digit: got 0, must be 1 or more" in result.stderr
+
+
+def test_stops_on_a_bad_data_file_with_one_line_and_no_training(tmp_path):
+    source = tmp_path / "mnist"
+    source.mkdir()
+    for name in SPLIT_FILES.values():
+        shutil.copyfile(DEFAULT_SOURCE / name, source / name)
+    labels = source / "train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-10])
+
+    checked = run_main("--data-source", str(source), "--build-dir", str(tmp_path / "a"))
+    unchecked = run_main(
+        "--data-source", str(source), "--no-verify-md5", "--build-dir", str(tmp_path / "b")
+    )
+
+    assert checked.returncode == 1
+    assert "train-labels-idx1-ubyte: MD5" in checked.stderr
+    assert "--no-verify-md5" in checked.stderr
+    assert unchecked.returncode == 1
+    assert "train-labels-idx1-ubyte: truncated: header says shape (60000,)" in unchecked.stderr
+    for result in (checked, unchecked):
+        assert "Traceback" not in result.stderr
+        assert "epoch" not in result.stderr

@@ -153,6 +153,8 @@ def test_model_version_flag_sets_the_version_directory(tmp_path, small_channels)
         (["--anomaly-digit", "4"], "--anomaly-digit: got 4, which is also among --normal-digits"),
         (["--normal-digits", "1,x"], "'1,x' is not a comma-separated list of digits"),
         (["--epoch", "5"], "unrecognized arguments: --epoch 5"),
+        (["--seed", "-1"], "--seed: got -1, must be an integer from 0 to 4294967295"),
+        (["--batch-size", "0"], "--batch-size: got 0"),
     ],
 )
 def test_rejects_bad_flags_naming_flag_and_value(tmp_path, small_channels, args, message):

@@ -3,7 +3,7 @@
 SageMaker runs `python train.py --epochs 10 --batch-size 50 ...` with the job's
 hyperparameters as flags and the input and output folders in `SM_*` variables; the local main
 job (`make local`) runs it the same way. Outside SageMaker the variables default to folders
-under `build/`.
+under the project's `build/`.
 
 Inputs (each channel holds `images.npy`, uint8 `[N, 28, 28, 1]`, and `labels.npy`, uint8 `[N]`):
     SM_CHANNEL_TRAIN   normal training images: the model learns from these only
@@ -35,6 +35,9 @@ import numpy as np
 logger = logging.getLogger("train")
 
 METADATA_FILE = "metadata.json"
+
+# The largest seed numpy's generators (and so Keras') accept.
+MAX_SEED = 2**32 - 1
 
 # Flags SageMaker may add on top of the job's hyperparameters; accepted and ignored.
 SAGEMAKER_EXTRA_FLAGS = ("--model_dir",)
@@ -81,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Where SageMaker's folders are when the variables are unset (a run outside SageMaker).
+# Where SageMaker's folders are when the variables are unset (a run outside SageMaker): under
+# the project's build/ folder, whatever the working directory.
+_BUILD = Path(__file__).resolve().parent.parent / "build"
 LOCAL_DEFAULTS = {
-    "SM_MODEL_DIR": "build/model",
-    "SM_CHANNEL_TRAIN": "build/data/train",
-    "SM_CHANNEL_TEST": "build/data/test",
-    "SM_OUTPUT_DATA_DIR": "build/output",
+    "SM_MODEL_DIR": str(_BUILD / "model"),
+    "SM_CHANNEL_TRAIN": str(_BUILD / "data" / "train"),
+    "SM_CHANNEL_TEST": str(_BUILD / "data" / "test"),
+    "SM_OUTPUT_DATA_DIR": str(_BUILD / "output"),
 }
 
 
@@ -104,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ):
         if value < low:
             parser.error(f"{flag}: got {value}, must be an integer >= {low}")
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed: got {args.seed}, must be an integer from 0 to {MAX_SEED}")
     if not 0 < args.learning_rate < 1:
         parser.error(f"--learning-rate: got {args.learning_rate}, must be between 0 and 1")
     if not 0 < args.threshold_percentile < 100:
