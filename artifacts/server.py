@@ -35,12 +35,14 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
+import sys
 import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,7 @@ import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -68,6 +70,8 @@ DEFAULT_WORKERS = 2
 
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 MAX_CUSTOM_ATTRIBUTES_LENGTH = 1024
+#: TFS model versions are int64.
+MAX_VERSION = 2**63 - 1
 #: `Content-Type` values `/invocations` accepts; the image compares them exactly.
 INVOCATION_CONTENT_TYPES = (
     "application/json",
@@ -154,8 +158,9 @@ class ModelRepository:
                 falls back to `$SAGEMAKER_TFS_DEFAULT_MODEL_NAME`.
 
         Raises:
-            ValueError: The artifact does not exist, holds no SavedModel by the discovery
-                rules, no default model is named, or the default model is not in it.
+            ValueError: The artifact does not exist, is a damaged or unsafe tarball, holds
+                no SavedModel by the discovery rules, no default model is named, or the
+                default model is not in it.
         """
         artifact = Path(artifact)
         default_model = default_model or os.environ.get(DEFAULT_MODEL_ENV) or None
@@ -168,9 +173,13 @@ class ModelRepository:
             if not tarfile.is_tarfile(artifact):
                 raise ValueError(f"artifact {artifact} is a file but not a tar archive")
             cleanup_dir = Path(tempfile.mkdtemp(prefix="model-"))
-            root = unpack_archive(artifact, cleanup_dir)
 
         try:
+            if cleanup_dir is not None:
+                try:
+                    root = unpack_archive(artifact, cleanup_dir)
+                except (tarfile.TarError, EOFError) as error:
+                    raise ValueError(f"artifact {artifact} cannot be unpacked: {error}") from None
             models = discover(root).models()
             if not models:
                 raise ValueError(
@@ -187,7 +196,8 @@ class ModelRepository:
                     f"default model {default_model!r} is not in {artifact}; "
                     f"models found: {sorted(models)}"
                 )
-        except ValueError:
+        except BaseException:
+            # Also on SIGTERM or Ctrl-C while unpacking: nothing else knows the directory.
             if cleanup_dir is not None:
                 shutil.rmtree(cleanup_dir, ignore_errors=True)
             raise
@@ -301,16 +311,28 @@ def parse_custom_attributes(header: str | None) -> dict[str, str]:
     value holds another `=` is ignored, as in the image.
 
     Raises:
-        RequestError: 400 when the header is longer than 1024 characters or is not
-            printable ASCII (the runtime API refuses such values).
+        RequestError: 400 when the header holds a character that is not printable ASCII,
+            naming it, or is longer than 1024 characters (the runtime API refuses both).
     """
     if not header:
         return {}
-    if len(header) > MAX_CUSTOM_ATTRIBUTES_LENGTH or not all(" " <= c <= "~" for c in header):
+    bad = next((c for c in header if not " " <= c <= "~"), None)
+    if bad is not None:
+        # HTTP servers decode header bytes as Latin-1, so a UTF-8 "é" arrives as "Ã©";
+        # name the character the client sent when the bytes are UTF-8.
+        with contextlib.suppress(UnicodeError):
+            header = header.encode("latin-1").decode("utf-8")
+            bad = next(c for c in header if not " " <= c <= "~")
+        raise RequestError(
+            400,
+            f"{CUSTOM_ATTRIBUTES_HEADER} must be printable ASCII; it contains {bad!r} "
+            f"(U+{ord(bad):04X}) at character {header.index(bad) + 1}",
+        )
+    if len(header) > MAX_CUSTOM_ATTRIBUTES_LENGTH:
         raise RequestError(
             400,
             f"{CUSTOM_ATTRIBUTES_HEADER} must be at most {MAX_CUSTOM_ATTRIBUTES_LENGTH} "
-            f"printable ASCII characters; got {len(header)} characters",
+            f"characters; got {len(header)} characters",
         )
     attributes = {}
     for pair in re.findall(r"tfs-[a-z\-]+=[^,]+", header):
@@ -363,13 +385,42 @@ def rewrite_csv(body: str) -> str:
 def _check_version(version: str | None) -> int | None:
     if version is None:
         return None
-    if not re.fullmatch(r"\d+", version):
+    # ASCII digits only (`\d` also matches other scripts' digits), and short enough for
+    # `int()` and for TFS's int64 versions.
+    if not re.fullmatch(r"[0-9]+", version):
         raise RequestError(400, f"Malformed request: model version {version!r} is not a number")
-    return int(version)
+    digits = version.lstrip("0") or "0"
+    if len(digits) > 19 or int(digits) > MAX_VERSION:
+        raise RequestError(
+            400, f"Malformed request: model version {version[:40]!r} is over {MAX_VERSION}"
+        )
+    return int(digits)
 
 
-def _to_tensor(value: Any, spec: Any, input_name: str) -> np.ndarray:
-    """A JSON value as an array of the input's dtype and shape, or a 400 saying why not."""
+def _holds_boolean(value: Any) -> bool:
+    """Whether a parsed JSON value holds `true` or `false` at any depth of its lists."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is bool:
+            return True
+        if type(item) is list:
+            pending.extend(item)
+    return False
+
+
+def _to_tensor(
+    value: Any, spec: Any, input_name: str, *, may_hold_booleans: bool = True
+) -> np.ndarray:
+    """A JSON value as an array of the input's dtype and shape, or a 400 saying why not.
+
+    Args:
+        value: The parsed JSON value of one input.
+        spec: The input's `tf.TensorSpec`.
+        input_name: The input's name, for error messages.
+        may_hold_booleans: False when the request text has no `true` or `false`, which
+            spares the walk over every value that looks for them.
+    """
     try:
         array = np.asarray(value)
     except (ValueError, TypeError, OverflowError) as error:
@@ -379,6 +430,14 @@ def _to_tensor(value: Any, spec: Any, input_name: str) -> np.ndarray:
 
     dtype = spec.dtype
     kind = array.dtype.kind
+    # NumPy turns `[0.5, true]` into `[0.5, 1.0]` and `["a", true]` into `["a", "True"]`;
+    # TFS refuses a boolean for any tensor that is not DT_BOOL.
+    if not dtype.is_bool and (
+        kind == "b" or (kind in "iufUS" and may_hold_booleans and _holds_boolean(value))
+    ):
+        raise RequestError(
+            400, f"input {input_name!r}: expected {dtype.name} values, got a boolean (true/false)"
+        )
     if dtype.is_bool:
         accepted = kind == "b"
     elif dtype.is_floating:
@@ -457,12 +516,26 @@ def predict(servable: Servable, method: str, request_body: str) -> dict[str, Any
 
     try:
         request = json.loads(request_body)
-    except (ValueError, RecursionError) as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise RequestError(400, f"malformed JSON: {error}") from None
+    except ValueError as error:
+        # Python refuses to convert an integer of more than 4300 digits, and says so with a
+        # hint about its own settings that means nothing to a client.
+        if "integer string conversion" not in str(error):
+            raise RequestError(400, f"malformed JSON: {error}") from None
+        raise RequestError(
+            400,
+            f"malformed JSON: a number has more than {sys.get_int_max_str_digits()} digits, "
+            "too long to parse",
+        ) from None
     if not isinstance(request, dict):
         raise RequestError(400, "the request must be a JSON object")
 
     signature_name = request.get("signature_name", SERVING_DEFAULT)
+    if not isinstance(signature_name, str):
+        raise RequestError(
+            400, f"'signature_name' must be a string; got {json.dumps(signature_name)[:80]}"
+        )
     signature = servable.signatures.get(signature_name)
     if signature is None:
         raise RequestError(
@@ -492,8 +565,10 @@ def predict(servable: Servable, method: str, request_body: str) -> dict[str, Any
         values = _row_inputs(request["instances"], signature)
     else:
         values = _column_inputs(request["inputs"], signature)
+    may_hold_booleans = "true" in request_body or "false" in request_body
     tensors = {
-        name: _to_tensor(value, signature.inputs[name], name) for name, value in values.items()
+        name: _to_tensor(value, signature.inputs[name], name, may_hold_booleans=may_hold_booleans)
+        for name, value in values.items()
     }
 
     try:
@@ -601,12 +676,17 @@ class _Endpoint:
         drain_limit = 4 * self.max_payload_bytes
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size <= self.max_payload_bytes:
-                chunks.append(chunk)
-            elif size > drain_limit:
-                break
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size <= self.max_payload_bytes:
+                    chunks.append(chunk)
+                elif size > drain_limit:
+                    break
+        except ClientDisconnect:
+            # Nobody reads the answer; 499 (nginx's "client closed request") is for the log.
+            outcome.bytes_in = size
+            raise RequestError(499, "the client closed the connection while sending") from None
         outcome.bytes_in = size
         if size > self.max_payload_bytes:
             raise RequestError(
@@ -791,9 +871,14 @@ def create_app(
         repository: The models to serve.
         max_payload_bytes: Bodies above this get 413.
         workers: Model calls that run at once; further requests wait for a worker.
+
+    Raises:
+        ValueError: `max_payload_bytes` or `workers` is below 1.
     """
     if max_payload_bytes < 1:
         raise ValueError(f"max_payload_bytes must be positive; got {max_payload_bytes}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1; got {workers}")
     endpoint = _Endpoint(repository, max_payload_bytes=max_payload_bytes, workers=workers)
 
     def handle(route):
@@ -937,8 +1022,61 @@ def serve_in_background(
         repository.close()
 
 
+def _int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse `type` that takes an integer from `low` to `high` (no bound if None)."""
+    allowed = f"from {low} to {high}" if high is not None else f"of at least {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer {allowed}; got {text!r}"
+            ) from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range; expected an integer {allowed}"
+            )
+        return value
+
+    return parse
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    """A signal handler that exits with the status a shell reports for the signal."""
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _signals_exit() -> Iterator[None]:
+    """SIGTERM and SIGINT end the process with `SystemExit`, so `finally` blocks run.
+
+    uvicorn catches both signals for its graceful shutdown and then raises the caught signal
+    again under the handler that was there before it started. Under Python's default
+    handlers SIGTERM kills the process on the spot, skipping every `finally` (the unpacked
+    tarball stayed behind), and SIGINT prints a `KeyboardInterrupt` traceback. The status
+    stays the shell's: 143 for SIGTERM, 130 for SIGINT.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    for number, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(number, _exit_on_signal)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: serve an artifact until interrupted. Returns the exit status."""
+    """Command line: serve an artifact until interrupted. Returns the exit status.
+
+    SIGTERM and SIGINT stop the server gracefully and end the process with status 143 and
+    130; the unpacked tarball is removed in every case.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m artifacts.server",
         description="Serve a model directory or model.tar.gz with the SageMaker TFS contract.",
@@ -952,30 +1090,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
+    # A string default goes through `type` too, so a bad $SAGEMAKER_BIND_TO_PORT is refused
+    # the same way as a bad --port.
     parser.add_argument(
         "--port",
-        type=int,
-        default=int(os.environ.get(PORT_ENV, DEFAULT_PORT)),
-        help=f"port (default: ${PORT_ENV} or {DEFAULT_PORT})",
+        type=_int_in_range(0, 65535),
+        default=os.environ.get(PORT_ENV, str(DEFAULT_PORT)),
+        help=f"port, 0 for any free one (default: ${PORT_ENV} or {DEFAULT_PORT})",
     )
     parser.add_argument(
         "--max-payload-bytes",
-        type=int,
+        type=_int_in_range(1),
         default=DEFAULT_MAX_PAYLOAD_BYTES,
         help="request bodies above this get 413 (default: %(default)s)",
     )
     parser.add_argument(
-        "--workers", type=int, default=DEFAULT_WORKERS, help="model calls at once (default: 2)"
+        "--workers",
+        type=_int_in_range(1),
+        default=DEFAULT_WORKERS,
+        help="model calls at once (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    try:
-        repository = ModelRepository.from_artifact(args.artifact, args.default_model)
-    except ValueError as error:
-        logger.error("refusing to start: %s", error)
-        return 2
+    with _signals_exit():
+        try:
+            repository = ModelRepository.from_artifact(args.artifact, args.default_model)
+        except ValueError as error:
+            logger.error("refusing to start: %s", error)
+            return 2
+        try:
+            return _serve(repository, args)
+        finally:
+            repository.close()
 
+
+def _serve(repository: ModelRepository, args: argparse.Namespace) -> int:
+    """Serve until uvicorn stops; the exit status is 1 when a model failed to load."""
     # Bind first and load in the background, as the image does: /ping answers 503 until
     # every model has loaded, and a model that fails to load stops the server.
     app = create_app(repository, max_payload_bytes=args.max_payload_bytes, workers=args.workers)
@@ -991,10 +1142,7 @@ def main(argv: list[str] | None = None) -> int:
             server.should_exit = True
 
     threading.Thread(target=load, name="load-models", daemon=True).start()
-    try:
-        server.run()
-    finally:
-        repository.close()
+    server.run()
     return 0 if repository.ready else 1
 
 

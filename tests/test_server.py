@@ -7,10 +7,20 @@ shows which version answered. The trained artifact is served in `test_client.py`
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -22,6 +32,7 @@ from artifacts.pack import pack_directory
 from artifacts.server import (
     BackgroundServer,
     ModelRepository,
+    _to_tensor,
     create_app,
     parse_custom_attributes,
     rewrite_csv,
@@ -48,6 +59,42 @@ def http(toy_root):
         httpx.Client(base_url=base_url, timeout=30) as client,
     ):
         yield client
+
+
+@pytest.fixture(scope="module")
+def scaler_tarball(tmp_path_factory):
+    """A `model.tar.gz` of model `scaler` (versions 1 and 3) under one leading directory."""
+    root = tmp_path_factory.mktemp("tarball")
+    build_scaler(root / "tree" / "multi", {"1": 1.0, "3": 3.0})
+    return pack_directory(root / "tree", root / "model.tar.gz")
+
+
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch):
+    """The directory `tempfile` creates in (where tarballs are unpacked), empty at first."""
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    return directory
+
+
+def unpacked_dirs(directory: Path) -> list[Path]:
+    return sorted(directory.glob("model-*"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_errors(caplog) -> list[str]:
+    """The server's ERROR records: a client's input must never produce one."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "artifacts.server" and record.levelno >= logging.ERROR
+    ]
 
 
 def invoke(http, body, *, content_type="application/json", attributes=None, **headers):
@@ -149,6 +196,146 @@ def test_loads_a_model_tarball_and_removes_what_it_unpacked(tmp_path):
     assert repository.get("scaler").version == 3
     repository.close()
     assert not unpacked.exists()
+
+
+def test_tarball_with_an_unsafe_member_is_refused_and_removed(tmp_path, temp_dir):
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        member = tarfile.TarInfo("../escape.txt")
+        member.size = 2
+        tar.addfile(member, io.BytesIO(b"hi"))
+
+    with pytest.raises(ValueError, match=r"model\.tar\.gz cannot be unpacked: .*escape\.txt"):
+        ModelRepository.from_artifact(archive, "vae")
+    assert unpacked_dirs(temp_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "allowed"),
+    [
+        ("--max-payload-bytes", "-1", "-1 is out of range; expected an integer of at least 1"),
+        ("--workers", "0", "0 is out of range; expected an integer of at least 1"),
+        ("--port", "99999", "99999 is out of range; expected an integer from 0 to 65535"),
+        ("--port", "http", "expected an integer from 0 to 65535; got 'http'"),
+    ],
+)
+def test_command_line_refuses_numbers_out_of_range_before_unpacking(
+    scaler_tarball, monkeypatch, capsys, flag, value, allowed
+):
+    def unpack(*args, **kwargs):
+        raise AssertionError("the artifact was opened before the arguments were checked")
+
+    monkeypatch.setattr(ModelRepository, "from_artifact", unpack)
+
+    with pytest.raises(SystemExit) as exit_info:
+        server.main(["--artifact", str(scaler_tarball), "--default-model", "scaler", flag, value])
+
+    assert exit_info.value.code == 2
+    assert f"error: argument {flag}: {allowed}" in capsys.readouterr().err
+
+
+def test_port_from_the_environment_is_checked_like_the_flag(scaler_tarball, monkeypatch, capsys):
+    monkeypatch.setenv(server.PORT_ENV, "70000")
+
+    with pytest.raises(SystemExit) as exit_info:
+        server.main(["--artifact", str(scaler_tarball), "--default-model", "scaler"])
+
+    assert exit_info.value.code == 2
+    assert "argument --port: 70000 is out of range" in capsys.readouterr().err
+
+
+def test_app_refuses_fewer_than_one_worker(tmp_path):
+    build_scaler(tmp_path, {"1": 1.0})
+    repository = ModelRepository.from_artifact(tmp_path, "scaler")
+
+    with pytest.raises(ValueError, match="workers must be at least 1; got 0"):
+        create_app(repository, workers=0)
+
+
+def test_command_line_removes_the_unpacked_tarball_when_start_up_fails(
+    scaler_tarball, temp_dir, monkeypatch
+):
+    def failing_create_app(repository, **kwargs):
+        assert len(unpacked_dirs(temp_dir)) == 1  # unpacked by now
+        raise RuntimeError("cannot build the app")
+
+    monkeypatch.setattr(server, "create_app", failing_create_app)
+
+    with pytest.raises(RuntimeError, match="cannot build the app"):
+        server.main(["--artifact", str(scaler_tarball), "--default-model", "scaler"])
+    assert unpacked_dirs(temp_dir) == []
+
+
+class CommandLineServer:
+    """`python -m artifacts.server` on a tarball, in a process of its own.
+
+    Its temporary directory (`TMPDIR`, where the tarball is unpacked) and its log are in
+    `directory`; `stop(signal_number)` signals it and returns its exit status.
+    """
+
+    def __init__(self, tarball: Path, directory: Path) -> None:
+        self.temp_dir = directory / "tmp"
+        self.temp_dir.mkdir(parents=True)
+        self.log_path = directory / "server.log"
+        self.port = free_port()
+        command = [sys.executable, "-m", "artifacts.server", "--artifact", str(tarball)]
+        command += ["--default-model", "scaler", "--port", str(self.port)]
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                command,
+                env={**os.environ, "TMPDIR": str(self.temp_dir)},
+                cwd=Path(server.__file__).parents[1],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_until_healthy(self, timeout: float = 60) -> int | None:
+        """The last `/ping` status: 200 unless the server exited or the time ran out."""
+        status = None
+        deadline = time.monotonic() + timeout
+        while status != 200 and self.process.poll() is None and time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{self.port}/ping", timeout=5).status_code
+            except httpx.TransportError:
+                status = None  # not listening yet
+            if status != 200:
+                time.sleep(0.1)
+        return status
+
+    def stop(self, signal_number: int) -> int:
+        self.process.send_signal(signal_number)
+        return self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def test_command_line_stops_on_sigterm_or_sigint_and_removes_the_unpacked_tarball(
+    scaler_tarball, tmp_path
+):
+    # Both at once: most of each one's time goes to importing TensorFlow.
+    servers = {
+        number: CommandLineServer(scaler_tarball, tmp_path / number.name)
+        for number in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        pings = {number: s.wait_until_healthy() for number, s in servers.items()}
+        serving_from = {number: unpacked_dirs(s.temp_dir) for number, s in servers.items()}
+        statuses = {number: s.stop(number) for number, s in servers.items()}
+    finally:
+        for each in servers.values():
+            each.kill()
+    logs = {number: s.log_path.read_text() for number, s in servers.items()}
+
+    assert pings == {signal.SIGTERM: 200, signal.SIGINT: 200}, logs
+    assert [len(dirs) for dirs in serving_from.values()] == [1, 1]
+    assert statuses == {signal.SIGTERM: 143, signal.SIGINT: 130}, logs
+    for number, each in servers.items():
+        assert unpacked_dirs(each.temp_dir) == [], number.name
+        assert "Application shutdown complete" in logs[number]
+        assert "Traceback" not in logs[number]
 
 
 def test_ping_fails_until_the_models_are_loaded(tmp_path):
@@ -273,7 +460,37 @@ def test_custom_attributes_over_1024_characters_are_400(http):
     response = invoke(http, [ROW], attributes="tfs-model-name=scaler," + "x" * 1024)
 
     assert response.status_code == 400
-    assert "1024" in response.json()["error"]
+    assert response.json()["error"] == (
+        f"{CUSTOM_ATTRIBUTES} must be at most 1024 characters; got 1046 characters"
+    )
+
+
+def test_non_ascii_custom_attribute_is_400_naming_the_character(http):
+    # Sent as UTF-8 bytes, as a client would; the server sees them decoded as Latin-1.
+    attributes = "tfs-model-name=vaé".encode()
+
+    response = invoke(http, [ROW], attributes=attributes)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        f"{CUSTOM_ATTRIBUTES} must be printable ASCII; it contains 'é' (U+00E9) at character 18"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        ("tfs-model-name=a\tb", "'\\t' (U+0009) at character 17"),
+        ("tfs-model-name=€", "'€' (U+20AC) at character 16"),
+        ("é" + "x" * 2000, "'é' (U+00E9) at character 1"),
+    ],
+)
+def test_custom_attributes_name_a_character_that_is_not_printable_ascii(header, shown):
+    with pytest.raises(server.RequestError, match="must be printable ASCII") as error:
+        parse_custom_attributes(header)
+
+    assert error.value.status == 400
+    assert error.value.message.endswith(f"it contains {shown}")
 
 
 @pytest.mark.parametrize(
@@ -410,7 +627,10 @@ def test_tfs_paths_are_also_served_under_the_nginx_prefix(http):
         ({"instances": [ROW], "signature_name": "nope"}, "'nope' not found"),
         ({"instances": []}, "non-empty list"),
         ({"instances": [["a", "b", "c"]]}, "expected float32 values, got str"),
-        ({"instances": [[True, False, True]]}, "expected float32 values, got bool"),
+        ({"instances": [[True, False, True]]}, "input 'x': expected float32 values, got a boolean"),
+        ({"instances": [[1.0, True, 0.5]]}, "input 'x': expected float32 values, got a boolean"),
+        ({"inputs": [[0, 1, False]]}, "input 'x': expected float32 values, got a boolean"),
+        ({"instances": [ROW], "signature_name": ["a"]}, "'signature_name' must be a string"),
         ({"instances": [[1, 2, 3], [4, 5]]}, "values do not form a tensor"),
         ({"instances": [[1, 2, 3, 4]]}, "expected shape [-1, 3], got [1, 4]"),
         ({"inputs": [1, 2, 3]}, "expected shape [-1, 3], got [3]"),
@@ -424,6 +644,42 @@ def test_bad_predict_requests_are_400_with_the_reason(http, request_body, messag
 
     assert response.status_code == 400
     assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "value"),
+    [
+        (tf.TensorSpec([None], tf.int32), [1, True]),
+        (tf.TensorSpec([None], tf.string), ["a", False]),
+        (tf.TensorSpec([None, 2], tf.float64), [[0.5, 1], [True, 0.0]]),
+    ],
+)
+def test_booleans_are_refused_for_every_dtype_but_bool(spec, value):
+    with pytest.raises(server.RequestError) as error:
+        _to_tensor(value, spec, "v")
+
+    assert error.value.status == 400
+    assert error.value.message == (
+        f"input 'v': expected {spec.dtype.name} values, got a boolean (true/false)"
+    )
+
+
+def test_booleans_are_accepted_for_a_bool_input():
+    array = _to_tensor([True, False], tf.TensorSpec([None], tf.bool), "flags")
+
+    assert array.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("path", ["/v1/models/scaler:predict", "/invocations"])
+def test_number_too_long_to_parse_is_400_without_python_internals(http, path):
+    body = '{"instances": [[' + "7" * 5000 + ", 1, 2]]}"
+
+    response = http.post(path, content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "malformed JSON: a number has more than 4300 digits, too long to parse"
+    }
 
 
 @pytest.mark.parametrize(
@@ -473,6 +729,13 @@ def test_status_of_one_version(http):
         ("GET", "/v1/models/scaler/versions/5/metadata", 404, "Specific(scaler, 5)"),
         ("POST", "/v1/models/nosuch:predict", 404, "Latest(nosuch)"),
         ("POST", "/v1/models/scaler/versions/x1:predict", 400, "'x1' is not a number"),
+        ("POST", "/v1/models/scaler/versions/\u0661:predict", 400, "is not a number"),
+        (
+            "POST",
+            "/v1/models/scaler/versions/" + "9" * 5000 + ":predict",
+            400,
+            "is over 9223372036854775807",
+        ),
         ("POST", "/v1/models/scaler/versions/1/extra:predict", 400, "Malformed request"),
         ("GET", "/no/such/path", 404, "Not Found"),
         ("GET", "/invocations", 405, "Method Not Allowed"),
@@ -533,7 +796,7 @@ def test_one_log_line_per_request_names_model_version_status_and_bytes(http, cap
     assert "latency_ms=" in lines[1]
 
 
-def test_still_answers_correctly_after_a_burst_of_bad_requests(http):
+def test_still_answers_correctly_after_a_burst_of_bad_requests(http, caplog):
     bad_requests = [
         ("/invocations", b"{", "application/json"),
         ("/invocations", b"\x00\xff" * 1000, "application/json"),
@@ -545,6 +808,10 @@ def test_still_answers_correctly_after_a_burst_of_bad_requests(http):
         ("/v1/models/scaler:predict", b'{"instances": [[1, 2, 3]]' + b" " * 3_000_000, None),
         ("/v1/models/decoder:predict", b'{"instances": [[1, 2, 3, 4]], "x": ' * 10 + b"}", None),
         ("/v1/models/scaler:predict", b'{"inputs": [[99999999999999999999999, 1, 2]]}', None),
+        ("/v1/models/scaler:predict", b'{"inputs": [[' + b"9" * 5000 + b", 1, 2]]}", None),
+        ("/v1/models/scaler:predict", b'{"inputs": [[1, 2, true]]}', None),
+        ("/v1/models/scaler:predict", b'{"instances": [], "signature_name": {}}', None),
+        ("/v1/models/scaler/versions/" + "1" * 5000 + ":predict", b"[]", None),
     ]
 
     def send(item):
@@ -552,13 +819,33 @@ def test_still_answers_correctly_after_a_burst_of_bad_requests(http):
         headers = {"Content-Type": content_type} if content_type else {}
         return http.post(path, content=body, headers=headers)
 
-    with ThreadPoolExecutor(4) as pool:
+    with caplog.at_level(logging.INFO, logger="artifacts.server"), ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(send, bad_requests * 5))
+        bad_attribute = invoke(http, [ROW], attributes=b"tfs-model-name=a\tb")
     good = invoke(http, [ROW], attributes="tfs-model-name=scaler,tfs-model-version=2")
 
-    assert {r.status_code // 100 for r in responses} == {4}
+    assert {r.status_code // 100 for r in [*responses, bad_attribute]} == {4}
     assert all("error" in r.json() for r in responses)
+    assert server_errors(caplog) == []
     assert good.json() == {"predictions": [[2.0, 4.0, 6.0]]}
+
+
+def test_client_that_hangs_up_mid_body_is_logged_without_a_traceback(http, caplog):
+    host, port = http.base_url.host, http.base_url.port
+    request = b"POST /v1/models/scaler:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+
+    with caplog.at_level(logging.INFO, logger="artifacts.server"):
+        with socket.create_connection((host, port)) as client:
+            client.sendall(request + b'{"instances": [[1, 2')
+        lines = []
+        deadline = time.monotonic() + 10
+        while not lines and time.monotonic() < deadline:
+            lines = [m for m in caplog.messages if m.startswith("POST /v1/models/scaler:predict")]
+            time.sleep(0.01)
+
+    assert len(lines) == 1
+    assert "status=499 bytes_in=20" in lines[0]
+    assert server_errors(caplog) == []
 
 
 def test_concurrent_requests_get_their_own_answers(http):
