@@ -24,19 +24,28 @@ SMALL_LATENT_DIM = 8
 
 
 def run_entry_point(
-    args: list[str], *, model_dir: Path, train: Path, test: Path, output: Path
+    args: list[str],
+    *,
+    model_dir: Path,
+    train: Path,
+    test: Path,
+    output: Path,
+    code_dir: Path = TRAINING_DIR,
 ) -> subprocess.CompletedProcess:
-    """Run `training/train.py` as SageMaker script mode does: from its folder, `SM_*` set."""
+    """Run `train.py` as SageMaker script mode does: from its folder, `SM_*` set.
+
+    Nothing of the project is put on the path (no PYTHONPATH), as in the training image.
+    """
     env = {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
         "SM_MODEL_DIR": str(model_dir),
         "SM_CHANNEL_TRAIN": str(train),
         "SM_CHANNEL_TEST": str(test),
         "SM_OUTPUT_DATA_DIR": str(output),
     }
     return subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=TRAINING_DIR,
+        [sys.executable, "-s", "train.py", *args],
+        cwd=code_dir,
         env=env,
         capture_output=True,
         text=True,

@@ -7,14 +7,12 @@ unpacks `sourcedir.tar.gz` into `/opt/ml/code` and runs `python train.py` there.
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
 import sys
 
 import pytest
 
 from artifacts.pack import pack_directory, unpack_archive
-from tests.conftest import TRAINING_DIR
+from tests.conftest import TRAINING_DIR, run_entry_point
 
 ALLOWED_THIRD_PARTY = {"tensorflow", "keras", "numpy"}
 
@@ -42,23 +40,13 @@ def test_packed_source_runs_as_script_mode_runs_it(tmp_path, small_channels):
     code = unpack_archive(
         pack_directory(TRAINING_DIR, tmp_path / "sourcedir.tar.gz"), tmp_path / "opt_ml_code"
     )
-    # Nothing of the project is importable: no PYTHONPATH, the working folder is the code.
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(
-        SM_MODEL_DIR=str(tmp_path / "model"),
-        SM_CHANNEL_TRAIN=str(small_channels / "train"),
-        SM_CHANNEL_TEST=str(small_channels / "test"),
-        SM_OUTPUT_DATA_DIR=str(tmp_path / "output"),
-    )
-
-    result = subprocess.run(
-        [sys.executable, "-s", "train.py", "--epochs", "1", "--latent-dim", "2"],
-        cwd=code,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    result = run_entry_point(
+        ["--epochs", "1", "--latent-dim", "2"],
+        model_dir=tmp_path / "model",
+        train=small_channels / "train",
+        test=small_channels / "test",
+        output=tmp_path / "output",
+        code_dir=code,
     )
 
     assert sorted(p.name for p in code.iterdir()) == ["model.py", "train.py"]
